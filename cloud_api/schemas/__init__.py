@@ -1,0 +1,1 @@
+"""Pydantic models at the JSON edge of the API (XCreate / XUpdate / XPublic)."""
