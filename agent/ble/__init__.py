@@ -1,0 +1,1 @@
+"""Bluetooth LE plumbing: a bleak backend over any bumble HCI transport."""

@@ -1,0 +1,1 @@
+"""Serial link to the door keypad controller: codec, reliable link, transport, device logic."""
