@@ -1,0 +1,1 @@
+"""Nuki Smart Lock over Bluetooth LE: sans-IO protocol core, driver, pairing."""

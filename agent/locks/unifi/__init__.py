@@ -1,0 +1,1 @@
+"""UniFi Access: the LAN controller's doors and PIN readers as locks."""
