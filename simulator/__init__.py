@@ -1,0 +1,1 @@
+"""Emulators of the site hardware, for tests, the demo and kasify-sim."""
