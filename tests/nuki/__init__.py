@@ -1,0 +1,1 @@
+"""Nuki over BLE: protocol core, bumble backend, emulator, driver."""
