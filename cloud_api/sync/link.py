@@ -98,8 +98,7 @@ class BrokerLink:
             pump = asyncio.create_task(_pump(session, queue), name="kasify-mqtt-pump")
             while (batch := await _next_batch(queue, pump)) is not None:
                 await self._on_batch(batch)
-                for message in batch:
-                    session.ack(message)
+                session.ack(*batch)
             log.warning("broker connection closed: %s", await session.wait_closed())
         finally:
             self._session = None
