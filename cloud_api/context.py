@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from cloud_api.db import Database
 from cloud_api.keys import CloudKeys
 from cloud_api.metrics import Metrics
+from cloud_api.services.login_throttle import LoginThrottle
 from cloud_api.services.revocation import Revocations
 from cloud_api.settings import Settings
 
@@ -24,4 +25,5 @@ class AppContext:
     keys: CloudKeys
     revocations: Revocations
     metrics: Metrics = field(default_factory=Metrics)
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     sync: SyncService | None = field(default=None)

@@ -25,6 +25,11 @@ async def get_ctx(request: Request) -> AppContext:
 CtxDep = Annotated[AppContext, Depends(get_ctx)]
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn puts a trusted proxy's X-Forwarded-For here)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def get_session(ctx: CtxDep) -> Iterator[Session]:
     """One session per request; services commit, anything uncommitted is rolled back."""
     with ctx.db.session() as session:

@@ -55,6 +55,16 @@ class ServiceUnavailable(ServiceError):
     status = 503
 
 
+class TooManyRequests(ServiceError):
+    """Refused for now (e.g. too many failed logins); `retry_after_s` says when to try again."""
+
+    status = 429
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class InvalidInput(ServiceError):
     """A field is well-formed but not acceptable; `field` names it as the client sent it."""
 
@@ -125,6 +135,8 @@ async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
         body = validation_body([FieldError(field=exc.field, message=exc.message)])
         return JSONResponse(body, status_code=exc.status)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
 

@@ -34,8 +34,8 @@ from cloud_api.dashboard.views import (
     overview_context,
     property_context,
 )
-from cloud_api.deps import CtxDep, SessionDep
-from cloud_api.errors import Unauthorized
+from cloud_api.deps import CtxDep, SessionDep, client_address
+from cloud_api.errors import TooManyRequests, Unauthorized
 from cloud_api.schemas.auth import LoginCreate
 from cloud_api.services import auth as auth_service
 
@@ -189,10 +189,28 @@ async def login(request: Request, ctx: CtxDep) -> Response:
 
     def check() -> auth_service.IssuedToken:
         with ctx.db.session() as session:
-            return auth_service.login(session, data, token_ttl(ctx))
+            return auth_service.login(
+                session,
+                data,
+                token_ttl(ctx),
+                throttle=ctx.login_throttle,
+                address=client_address(request),
+            )
 
     try:
         issued = await run_in_threadpool(check)
+    except TooManyRequests as exc:
+        minutes = max(1, -(-exc.retry_after_s // 60))
+        return login_page(
+            request,
+            next_path=next_path,
+            email=email,
+            error=(
+                "Too many wrong passwords for this account. For your safety, logging in is "
+                f"paused: try again in {minutes} minute{'s' if minutes > 1 else ''}."
+            ),
+            status_code=429,
+        )
     except Unauthorized:
         return login_page(
             request,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
-from cloud_api.deps import AuthDep, CtxDep, SessionDep
-from cloud_api.errors import ERROR_RESPONSES, ErrorPublic
+from cloud_api.deps import AuthDep, CtxDep, SessionDep, client_address
+from cloud_api.errors import ERROR_RESPONSES, ErrorPublic, described
 from cloud_api.presenters import account_public
 from cloud_api.schemas.auth import (
     AccountPublic,
@@ -42,11 +42,21 @@ def register(body: RegisterCreate, session: SessionDep, ctx: CtxDep) -> TokenPub
     return _token_public(service.register(session, body, ttl))
 
 
-@router.post("/auth/login", response_model=TokenPublic)
-def login(body: LoginCreate, session: SessionDep, ctx: CtxDep) -> TokenPublic:
-    """Exchange email and password for a bearer token."""
+@router.post(
+    "/auth/login",
+    response_model=TokenPublic,
+    responses=described(429, "Too many failed logins for this account; see Retry-After"),
+)
+def login(body: LoginCreate, request: Request, session: SessionDep, ctx: CtxDep) -> TokenPublic:
+    """Exchange email and password for a bearer token.
+
+    After repeated wrong passwords for an account, logins to it are refused with 429 for a
+    while (the Retry-After header says how long)."""
     ttl = timedelta(days=ctx.settings.api_token_ttl_days)
-    return _token_public(service.login(session, body, ttl))
+    issued = service.login(
+        session, body, ttl, throttle=ctx.login_throttle, address=client_address(request)
+    )
+    return _token_public(issued)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -19,6 +19,7 @@ from cloud_api.db import utcnow
 from cloud_api.errors import Conflict, InvalidInput, Unauthorized
 from cloud_api.models import ApiToken, User
 from cloud_api.schemas.auth import AccountUpdate, LoginCreate, RegisterCreate
+from cloud_api.services.login_throttle import LoginThrottle
 
 # scrypt at libsodium's "interactive" cost: ~16 MiB and ~40 ms per hash.
 SCRYPT_N = 2**14
@@ -100,12 +101,25 @@ def register(session: Session, data: RegisterCreate, ttl: timedelta) -> IssuedTo
     return issued
 
 
-def login(session: Session, data: LoginCreate, ttl: timedelta) -> IssuedToken:
-    """Exchange email and password for a token; the same 401 for unknown email or wrong password."""
+def login(
+    session: Session,
+    data: LoginCreate,
+    ttl: timedelta,
+    *,
+    throttle: LoginThrottle,
+    address: str,
+) -> IssuedToken:
+    """Exchange email and password for a token; the same 401 for unknown email or wrong password.
+
+    Repeated failures for an account are refused with TooManyRequests before the password is
+    even checked (the same for accounts that exist and those that do not)."""
+    throttle.check(data.email, address)
     user = session.scalar(select(User).where(User.email == data.email.strip().lower()))
     stored = user.password_hash if user is not None else _dummy_hash()
     if not verify_password(data.password, stored) or user is None:
+        throttle.failed(data.email, address)
         raise Unauthorized("email or password is wrong")
+    throttle.succeeded(data.email, address)
     issued = issue_token(session, user, ttl)
     session.commit()
     return issued

@@ -6,11 +6,14 @@ import secrets
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from cloud_api.db import utcnow
+from cloud_api.errors import TooManyRequests
 from cloud_api.models import ApiToken
 from cloud_api.services.auth import token_digest
+from cloud_api.services.login_throttle import PER_ADDRESS, LoginThrottle
 from tests.cloud_api.conftest import Cloud
 
 
@@ -151,3 +154,72 @@ async def test_register_validation(client: httpx.AsyncClient) -> None:
     bad_email = await client.post("/auth/register", json={"email": "nope", "password": "x" * 10})
     assert bad_email.status_code == 422
     assert bad_email.json()["errors"][0]["field"] == "email"
+
+
+async def test_repeated_wrong_passwords_pause_logins_to_that_account_from_that_address(
+    cloud: Cloud,
+) -> None:
+    email = _email()
+    here = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cloud.app, client=("203.0.113.7", 4000)),
+        base_url="http://cloud.test",
+    )
+    there = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cloud.app, client=("198.51.100.9", 4000)),
+        base_url="http://cloud.test",
+    )
+    async with here, there:
+        await _register(here, email, "right-password")
+        for _ in range(PER_ADDRESS):
+            wrong = await here.post("/auth/login", json={"email": email, "password": "guess-123"})
+            assert wrong.status_code == 401
+        paused = await here.post(
+            "/auth/login", json={"email": email.upper(), "password": "right-password"}
+        )
+        assert paused.status_code == 429  # even the right password, even spelled differently
+        assert (
+            "too many failed logins for this account; try again in 15 minutes"
+            in (paused.json()["detail"])
+        )
+        assert 0 < int(paused.headers["Retry-After"]) <= 15 * 60
+        # The host, logging in from elsewhere, is not locked out by someone guessing.
+        elsewhere = await there.post(
+            "/auth/login", json={"email": email, "password": "right-password"}
+        )
+        assert elsewhere.status_code == 200
+        # Another account from the guessing address is not affected either.
+        other = _email()
+        await _register(there, other, "other-password")
+        ok = await here.post("/auth/login", json={"email": other, "password": "other-password"})
+        assert ok.status_code == 200
+
+
+def test_the_login_throttle_window_slides_and_a_success_clears_the_address() -> None:
+    now = [1000.0]
+    throttle = LoginThrottle(per_address=3, per_account=5, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.check("a@example.com", "10.0.0.1")
+        throttle.failed("a@example.com", "10.0.0.1")
+        now[0] += 10
+    with pytest.raises(TooManyRequests) as refused:
+        throttle.check("A@example.com ", "10.0.0.1")
+    assert refused.value.retry_after_s == 30  # the first failure leaves the window at 1060
+    now[0] = 1060.5
+    throttle.check("a@example.com", "10.0.0.1")  # one failure aged out: one more try
+    throttle.failed("a@example.com", "10.0.0.1")
+    with pytest.raises(TooManyRequests):
+        throttle.check("a@example.com", "10.0.0.1")
+    # Five failures from different addresses pause the account everywhere...
+    for i in range(2):
+        throttle.failed("a@example.com", f"10.0.1.{i}")
+    with pytest.raises(TooManyRequests):
+        throttle.check("a@example.com", "10.0.2.1")
+    # ...until the window has passed; a success clears only its own address's count.
+    now[0] += 61
+    throttle.failed("b@example.com", "10.0.0.1")
+    throttle.failed("b@example.com", "10.0.0.1")
+    throttle.succeeded("b@example.com", "10.0.0.1")
+    throttle.failed("b@example.com", "10.0.0.1")
+    throttle.failed("b@example.com", "10.0.0.1")
+    throttle.check("b@example.com", "10.0.0.1")
+    throttle.check("a@example.com", "10.0.0.1")

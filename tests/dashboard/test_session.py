@@ -7,6 +7,7 @@ import secrets
 import httpx
 import pytest
 
+from cloud_api.services.login_throttle import PER_ADDRESS
 from tests.cloud_api.conftest import Cloud
 from tests.dashboard.support import PASSWORD, Browser, People, new_site
 
@@ -125,3 +126,20 @@ async def test_the_dashboard_is_not_in_the_api_schema(api: httpx.AsyncClient) ->
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("text/html")
     assert (await api.get("/nothing-here")).json()["detail"].startswith("no such endpoint")
+
+
+async def test_a_login_paused_after_wrong_passwords_says_so_in_words(
+    browser: Browser, cloud: Cloud
+) -> None:
+    email = f"host-{secrets.token_hex(4)}@example.com"
+    cloud.user(email, PASSWORD)
+    for _ in range(PER_ADDRESS):
+        await browser.page("/login")
+        wrong = await browser.post("/login", {"email": email, "password": "a wrong guess"})
+        assert wrong.status_code == 401
+    await browser.page("/login")
+    paused = await browser.post("/login", {"email": email, "password": PASSWORD})
+    assert paused.status_code == 429
+    assert "Too many wrong passwords for this account." in paused.text
+    assert "try again in 15 minutes" in paused.text
+    assert "kasify_session" not in browser.http.cookies
