@@ -38,6 +38,10 @@ from cloud_api.deps import CtxDep, SessionDep, client_address
 from cloud_api.errors import TooManyRequests, Unauthorized
 from cloud_api.schemas.auth import LoginCreate
 from cloud_api.services import auth as auth_service
+from cloud_api.services.access import Permission, property_access
+from cloud_api.services.activity import property_activity
+
+ACTIVITY_PAGE_SIZE = 50
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -95,6 +99,32 @@ def show_property(
 ) -> Response:
     """A property: attention, locks, upcoming bookings and codes, crew codes, live activity."""
     return property_page(request, session, viewer, property_id)
+
+
+@router.get("/app/properties/{property_id}/activity", response_class=HTMLResponse)
+def show_activity(
+    property_id: str,
+    request: Request,
+    viewer: ViewerDep,
+    session: SessionDep,
+    before: str | None = None,
+) -> Response:
+    """A property's whole activity, newest first, a page at a time (older: `before` an event)."""
+    prop, role = property_access(session, viewer.user, property_id, Permission.SEE)
+    entries = property_activity(
+        session, viewer.user, prop.id, ACTIVITY_PAGE_SIZE + 1, before=before
+    )
+    return page(
+        request,
+        "activity.html",
+        viewer=viewer,
+        nav="overview",
+        prop=prop,
+        role=role,
+        feed=entries[:ACTIVITY_PAGE_SIZE],
+        older=entries[ACTIVITY_PAGE_SIZE - 1].id if len(entries) > ACTIVITY_PAGE_SIZE else None,
+        paged=before is not None,
+    )
 
 
 def gateways_page(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, String, bindparam, func, select, true, union_all
+from sqlalchemy import Select, String, and_, bindparam, func, or_, select, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from cloud_api.errors import NotFound
 from cloud_api.models import (
     AccessCode,
     Booking,
@@ -172,9 +173,10 @@ def _details(session: Session, ids: list[str]) -> list[ActivityPublic]:
 
 
 def property_activity(
-    session: Session, user: User, property_id: str, size: int
+    session: Session, user: User, property_id: str, size: int, *, before: str | None = None
 ) -> list[ActivityPublic]:
-    """The newest `size` events of one property; a contractor sees those of their tasks."""
+    """The newest `size` events of one property, or those older than event `before`; a
+    contractor sees those of their tasks."""
     _, role = property_access(session, user, property_id, Permission.SEE)
     columns = select(Event.id, Event.occurred_at)
     if allows(role, Permission.VIEW):
@@ -182,5 +184,14 @@ def property_activity(
     else:
         mine = select(Task.id).where(Task.property_id == property_id, Task.assigned_to == user.id)
         query = columns.where(Event.property_id == property_id, Event.task_id.in_(mine))
+    if before is not None:
+        at = session.scalar(
+            select(Event.occurred_at).where(Event.id == before, Event.property_id == property_id)
+        )
+        if at is None:
+            raise NotFound(f"no event {before} at this property")
+        query = query.where(
+            or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < before))
+        )
     ids = list(session.scalars(select(_newest(query, size).subquery().c.id)))
     return _details(session, ids)

@@ -4,6 +4,7 @@ time, roles as the API has them, gateways and their enrollment, labels on every 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -17,6 +18,7 @@ from tests.dashboard.support import (
     new_site,
     presence,
     report,
+    store_event,
     unlabelled_fields,
 )
 
@@ -236,3 +238,45 @@ async def test_pages_are_never_framed_cached_or_given_foreign_scripts(people: Pe
     assert "frame-ancestors 'none'" in policy
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"
+
+
+async def test_all_activity_pages_back_through_every_entry_once(
+    people: People, cloud: Cloud
+) -> None:
+    alice = await people.new("alice")
+    site = await new_site(alice.api, "Casa Larga")
+    other = await new_site(alice.api, "Casa Corta")
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    # 120 entries, in pairs at the same instant: the order must still be total.
+    stored = {
+        store_event(cloud, site.gateway_id, occurred_at=start + timedelta(minutes=i // 2))
+        for i in range(120)
+    }
+    elsewhere = store_event(cloud, other.gateway_id, occurred_at=start)
+
+    page = await alice.browser.page(f"/app/properties/{site.property_id}")
+    assert f'href="/app/properties/{site.property_id}/activity"' in page
+    seen: list[str] = []
+    path = f"/app/properties/{site.property_id}/activity"
+    pages = 0
+    while path:
+        html = await alice.browser.page(path)
+        pages += 1
+        seen += re.findall(r'<li id="ev-([0-9a-f-]{36})"', html)
+        found = re.search(r'href="([^"]+)" rel="next"', html)
+        path = found.group(1).replace("&amp;", "&") if found else ""
+    assert pages == 3  # 50 + 50 + 20
+    assert len(seen) == len(set(seen)) == 120
+    assert set(seen) == stored
+    assert elsewhere not in seen
+    assert 'rel="next"' not in html  # the last page offers no further page...
+    assert ">Latest entries</a>" in html  # ...but the way back to the newest
+
+    # Paging from an entry of another property, or someone else's property, finds nothing.
+    foreign = await alice.browser.get(
+        f"/app/properties/{site.property_id}/activity?before={elsewhere}"
+    )
+    assert foreign.status_code == 404
+    bob = await people.new("bob")
+    refused = await bob.browser.get(f"/app/properties/{site.property_id}/activity")
+    assert refused.status_code == 404
