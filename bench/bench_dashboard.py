@@ -5,9 +5,9 @@ One host owns 50 properties, each with an online gateway that has reported, 10 l
 bookings whose guest codes are `set` on every lock, 2 tasks with crew codes, one code that failed
 on a lock (so the attention list has work to do) and 2,000 events, all written straight through
 the models. The host logs in through the login form; then sequential requests of the overview
-(`/`), a random property page, its "All activity" page (50 entries) and the gateways page. Server time is what the cloud's request log
-says it spent on each request (`duration_ms`); the floor, in the same run and the same log, is
-`GET /healthz`. Target: p99 server time at most 100 ms per page.
+(`/`), a random property page, its "All activity" page (50 entries) and the gateways page. Server
+time is what the cloud's request log says it spent on each request (`duration_ms`); the floor, in
+the same run and the same log, is `GET /healthz`. Target: p99 server time at most 100 ms per page.
 """
 
 from __future__ import annotations
