@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from tests.cloud_api.conftest import Cloud
-from tests.dashboard.support import People, Person, new_site, presence
+from tests.dashboard.support import People, Person, new_site, presence, unlabelled_fields
 
 BOOKING = {
     "guestName": "Ada Lovelace",
@@ -150,3 +150,64 @@ async def test_remote_actions_ask_first_and_say_what_stands_in_the_way(
     assert odd.status_code == 400
     missing = await alice.browser.post("/app/locks/no-such-lock/action", {"action": "unlock"})
     assert missing.status_code == 404
+
+
+async def test_settings_move_guest_code_windows_and_say_what_to_fix(people: People) -> None:
+    alice = await people.new("alice")
+    carol = await people.new("carol")  # crew
+    bob = await people.new("bob")  # no member
+    site = await new_site(alice.api)
+    await alice.api.invite(site.property_id, carol.api, "crew")
+    booking = await alice.api.new_booking(site.property_id, **{"from": "2030-07-01"})
+    assert booking["accessCodes"][0]["startsAt"] == "2030-07-01T13:00:00Z"  # 15:00 in Madrid
+    path = f"/app/properties/{site.property_id}/settings"
+
+    assert f'href="{path}"' in await alice.browser.page(f"/app/properties/{site.property_id}")
+    form = await alice.browser.page(path)
+    assert unlabelled_fields(form) == []
+    assert 'value="Europe/Madrid"' in form
+    assert 'value="15:00"' in form
+    values = {
+        "name": "Casa Azul Mar",
+        "timezone": "Europe/Madrid",
+        "checkInTime": "16:00",
+        "checkOutTime": "10:30",
+        "earlyCheckInBufferMinutes": "30",
+        "lateCheckOutBufferMinutes": "0",
+        "backupCodeCount": "2",
+    }
+
+    wrong = await alice.browser.post(
+        path, {**values, "timezone": "Mars/Base", "lateCheckOutBufferMinutes": "9999"}
+    )
+    assert wrong.status_code == 422
+    assert "Enter a time zone by its IANA name" in wrong.text
+    assert "Enter a number of minutes from 0 to 720." in wrong.text
+    assert 'value="Mars/Base"' in wrong.text  # what the host typed stays in the form
+    prop = (await alice.api.get(f"/properties/{site.property_id}")).json()
+    assert (prop["name"], prop["checkInTime"]) == ("Casa Azul", "15:00")  # nothing saved
+
+    saved = await alice.browser.post(path, {**values, "guestRegistrationRequired": "yes"})
+    assert saved.status_code == 303
+    assert "Settings of Casa Azul Mar saved." in await alice.browser.follow(saved)
+    prop = (await alice.api.get(f"/properties/{site.property_id}")).json()
+    assert (prop["checkInTime"], prop["checkOutTime"], prop["earlyCheckInBufferMinutes"]) == (
+        "16:00",
+        "10:30",
+        30,
+    )
+    assert prop["guestRegistrationRequired"] is True
+    code = (await alice.api.get(f"/bookings/{booking['id']}")).json()["accessCodes"][0]
+    assert (code["startsAt"], code["endsAt"]) == ("2030-07-01T13:30:00Z", "2030-07-05T08:30:00Z")
+
+    # Unticked, the box turns gating off again; other fields stay as they are.
+    await alice.browser.page(path)
+    await alice.browser.post(path, values)
+    prop = (await alice.api.get(f"/properties/{site.property_id}")).json()
+    assert prop["guestRegistrationRequired"] is False
+
+    crew = await carol.browser.get(path)
+    assert crew.status_code == 403
+    assert "Casa Azul Mar" not in (await bob.browser.get(path)).text
+    assert (await bob.browser.get(path)).status_code == 404
+    assert 'href="' + path not in await carol.browser.page(f"/app/properties/{site.property_id}")
