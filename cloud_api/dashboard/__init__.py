@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from cloud_api.dashboard import actions, pages, property_settings, stream
+from cloud_api.dashboard import actions, pages, property_settings, stream, team
 from cloud_api.dashboard.render import STATIC, STATIC_URL
 from cloud_api.dashboard.routing import DashboardRoute, error_page
 
@@ -22,5 +22,12 @@ def not_found(rest: str, request: Request) -> Response:
 def install(app: FastAPI) -> None:
     """Serve the dashboard from `app` (its routes stay out of the OpenAPI document)."""
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
-    for router in (pages.router, actions.router, property_settings.router, stream.router, fallback):
+    for router in (
+        pages.router,
+        actions.router,
+        property_settings.router,
+        team.router,
+        stream.router,
+        fallback,
+    ):
         app.include_router(router)

@@ -287,4 +287,10 @@ def _conflict(detail: str) -> str:
         )
     if "not enrolled" in detail:
         return "The gateway has not been installed yet (see Gateways)."
+    if "is already a member of property" in detail:
+        return f"{detail.split(' is already', 1)[0]} is already a member of this property."
+    if "you are already a member" in detail:
+        return "You are already a member of this property."
+    if "must keep an owner" in detail:
+        return "The property must keep an owner: make another member owner first."
     return detail[:1].upper() + detail[1:]

@@ -125,18 +125,25 @@ def revoke_invitation(session: Session, user: User, property_id: str, invitation
     session.commit()
 
 
-def accept_invitation(session: Session, user: User, token: str) -> tuple[Property, Role]:
-    """Join the property the invitation is for, with its role."""
-    invitation = session.scalar(
-        select(Invitation).where(Invitation.token_hash == _digest(token)).with_for_update()
-    )
+def pending_invitation(
+    session: Session, token: str, *, lock: bool = False
+) -> tuple[Invitation, Property]:
+    """The pending invitation a token is for, and its property (NotFound or Conflict else)."""
+    query = select(Invitation).where(Invitation.token_hash == _digest(token))
+    invitation = session.scalar(query.with_for_update() if lock else query)
     prop = session.get(Property, invitation.property_id) if invitation is not None else None
     if invitation is None or prop is None or prop.deleted_at is not None:
         raise NotFound("unknown invitation; ask for a new one")
-    now = utcnow()
-    status = invitation_status(invitation, now)
+    status = invitation_status(invitation, utcnow())
     if status is not InvitationStatus.PENDING:
         raise Conflict(f"this invitation is {status.value}; ask the property's owner for a new one")
+    return invitation, prop
+
+
+def accept_invitation(session: Session, user: User, token: str) -> tuple[Property, Role]:
+    """Join the property the invitation is for, with its role."""
+    invitation, prop = pending_invitation(session, token, lock=True)
+    now = utcnow()
     if invitation.email != user.email:
         raise PermissionDenied(
             f"this invitation is for {invitation.email}, and you are logged in as {user.email}; "
