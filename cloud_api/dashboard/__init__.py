@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from cloud_api.dashboard import actions, pages, property_settings, stream, team
+from cloud_api.dashboard import actions, locks, pages, property_settings, stream, team
 from cloud_api.dashboard.render import STATIC, STATIC_URL
 from cloud_api.dashboard.routing import DashboardRoute, error_page
 
@@ -27,6 +27,7 @@ def install(app: FastAPI) -> None:
         actions.router,
         property_settings.router,
         team.router,
+        locks.router,
         stream.router,
         fallback,
     ):
