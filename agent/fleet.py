@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from agent.locks.base import Integration, LockCode, LockDriver
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 IntegrationFactory = Callable[[], Integration]
+DRAIN_TIMEOUT_S = 300.0  # a lock leaving the property gets this long to have its codes deleted
+DRAIN_POLL_S = 0.2
 
 
 class LockFleet:
@@ -40,7 +45,9 @@ class LockFleet:
         self.factories = dict(factories or {})
         self.drivers: dict[str, LockDriver] = {}
         self._started: set[str] = set()
+        self._draining: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self.running = False
+        self.drain_timeout_s = DRAIN_TIMEOUT_S
 
     async def start(self) -> None:
         """Start every integration built so far."""
@@ -59,7 +66,10 @@ class LockFleet:
         return integration
 
     async def stop(self) -> None:
-        """Stop every driver and integration."""
+        """Stop every driver and integration (a lock still being emptied keeps what is left)."""
+        self.running = False
+        for lock_id in list(self._draining):
+            await self._end_drain(lock_id)
         for lock_id in list(self.drivers):
             await self._release(lock_id)
         for integration in self.integrations.values():
@@ -70,8 +80,10 @@ class LockFleet:
         """Bring the drivers in line with the applied locks."""
         wanted = {lock.id: lock for lock in locks}
         for lock_id in [x for x in self.drivers if x not in wanted]:
-            await self._release(lock_id)
+            await self._release(lock_id, drain=True)
         for lock in locks:
+            if lock.id in self._draining:  # back before its codes were all deleted
+                await self._end_drain(lock.id)
             kind = LockKind(lock.kind)
             integration = await self._integration(kind)
             driver: LockDriver
@@ -92,8 +104,51 @@ class LockFleet:
                 await driver.start()
                 self._started.add(lock.id)
 
-    async def _release(self, lock_id: str) -> None:
+    async def _release(self, lock_id: str, *, drain: bool = False) -> None:
+        """Let a lock's driver go; with `drain` (the lock left the property) first delete the
+        codes it holds, in the background."""
         driver = self.drivers.pop(lock_id)
+        if drain and self.running and lock_id in self._started and driver.stores_codes:
+            # The lock left the property: its keypad codes must not outlive that. Delete them
+            # in the background (the lock may be out of reach), then let the driver go.
+            driver.set_codes(())
+            enough = asyncio.Event()
+            task = asyncio.create_task(
+                self._drain(lock_id, driver, enough), name=f"kasify-drain-{lock_id}"
+            )
+            self._draining[lock_id] = (task, enough)
+            return
+        await self._stop_driver(lock_id, driver)
+
+    async def _drain(self, lock_id: str, driver: LockDriver, enough: asyncio.Event) -> None:
+        deadline = time.monotonic() + self.drain_timeout_s
+        # Drivers signal no event per code state: look a few times a second.
+        while driver.code_states() and not enough.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(enough.wait(), DRAIN_POLL_S)
+        left = len(driver.code_states())
+        if not left:
+            log.info("lock %s left the desired state; its codes are deleted", lock_id)
+        elif not enough.is_set():
+            log.warning(
+                "lock %s left the desired state; %d of its codes could not be deleted within "
+                "%.0f s and stay on it until their windows end",
+                lock_id,
+                left,
+                self.drain_timeout_s,
+            )
+        await self._stop_driver(lock_id, driver)
+        self._draining.pop(lock_id, None)
+
+    async def _end_drain(self, lock_id: str) -> None:
+        """Stop deleting a lock's codes (it is back, or the agent stops) and let its driver go."""
+        entry = self._draining.get(lock_id)
+        if entry is not None:
+            task, enough = entry
+            enough.set()
+            await task
+
+    async def _stop_driver(self, lock_id: str, driver: LockDriver) -> None:
         if lock_id in self._started:
             self._started.discard(lock_id)
             try:
@@ -103,6 +158,10 @@ class LockFleet:
         integration = self.integrations.get(driver.kind)
         if integration is not None:
             integration.release(lock_id)
+
+    def draining(self) -> list[str]:
+        """Ids of locks that left the desired state and are having their codes deleted."""
+        return sorted(self._draining)
 
     def driver(self, lock_id: str) -> LockDriver | None:
         """The driver of one applied lock."""

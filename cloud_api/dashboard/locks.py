@@ -219,9 +219,9 @@ def remove_lock(
             request,
             viewer,
             form,
-            question="Remove this lock from the property? The gateway stops driving it. Codes "
-            "already stored on a Nuki Keypad or a UniFi controller stay there until their "
-            "windows end: remove the lock after the current stay if you can.",
+            question="Remove this lock from the property? The gateway deletes the property's "
+            "codes from it, then stops driving it. If the lock is out of reach for more than "
+            "5 minutes, codes still on it stay until their windows end.",
             button="Remove the lock",
             back=locks_url(property_id),
         )

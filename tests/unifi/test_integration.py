@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from agent.fleet import LockFleet
 from agent.locks.base import ActionUnsupported, LockAction, NotPaired
 from agent.locks.unifi.events import stable_event_id
 from agent.locks.unifi.integration import UnifiIntegration
 from agent.locks.unifi.models import parse_log_entry
 from agent.locks.unifi.reconnect import LinkState
 from agent.locks.unifi.trust import TrustRecord
+from agent.store import StoredLock
 from simulator.unifi import UnifiEmulator
-from sync_protocol.models import DeliveryState, DoorState, EventType, LockState, Method
+from sync_protocol.models import DeliveryState, DoorState, EventType, LockKind, LockState, Method
 from tests.unifi.support import Recorder, code, integration, wait_for
 
 
@@ -319,3 +321,26 @@ async def test_no_pass_before_every_door_has_its_codes(
         assert set(emulator.controller.visitors) == visitors
     finally:
         await restarted.stop()
+
+
+async def test_a_door_leaving_the_property_takes_its_pins_off_the_readers(
+    unifi: UnifiIntegration, emulator: UnifiEmulator
+) -> None:
+    d1, d2, _ = door_ids(emulator)
+    fleet = LockFleet({LockKind.UNIFI: unifi})
+    await fleet.start()
+    front = StoredLock(id="lock-front", kind="unifi", ref=d1, name="Front", settings={})
+    side = StoredLock(id="lock-side", kind="unifi", ref=d2, name="Side", settings={})
+    both = code("c-both", "135790")
+    await fleet.sync([front, side])
+    fleet.set_codes({"lock-front": [both], "lock-side": [both]})
+    await wait_for(lambda: all_set(unifi, "lock-front", "lock-side"), "codes to be set")
+    assert emulator.controller.type_pin(d1, "135790")["result"] == "granted"
+
+    await fleet.sync([side])  # the front door was removed from the property
+    await wait_for(lambda: not fleet.draining(), "the front door's codes to be deleted")
+    assert emulator.controller.type_pin(d1, "135790")["result"] != "granted"
+    assert emulator.controller.type_pin(d2, "135790")["result"] == "granted"
+    [visitor] = emulator.controller.visitors.values()
+    assert [r["id"] for r in visitor.resources] == [d2]
+    await fleet.stop()

@@ -206,8 +206,10 @@ class UnifiIntegration:
                 state = blocked
             states[code.code_id] = state or CodeState(DeliveryState.SETTING)
         if reconciler is not None and driver is not None:
-            for code_id, doors in reconciler.removing.items():
-                if driver.door_id in doors and code_id not in states:
+            # Still on this door at the controller but no longer wanted here: being removed
+            # (the whole visitor deleted, or just this door taken out of its resources).
+            for code_id, known in reconciler.state.visitors.items():
+                if driver.door_id in known.doors and code_id not in states:
                     states[code_id] = CodeState(DeliveryState.REMOVING)
         return states
 

@@ -181,7 +181,6 @@ class Reconciler:
         self.clock = clock
         self.instance = instance
         self.codes: dict[str, CodeState] = {}  # per code id, the same for each of its doors
-        self.removing: dict[str, tuple[str, ...]] = {}  # code id -> doors, while deleting
         self.last_full_sync: float | None = None
         self._parallel = parallel
         self._on_change = on_change
@@ -254,8 +253,6 @@ class Reconciler:
                 f"PIN also used by code {keeper} on this UniFi controller; UniFi PINs must "
                 "be unique"[:MAX_ERROR_CHARS],
             )
-        for cid in work.deletes:
-            self.removing[cid] = self.state.visitors[cid].doors
         for cid, w in wanted.items():
             if expired(w.code, now) and cid not in self.state.visitors:
                 self.codes[cid] = CodeState(DeliveryState.UNSET)
@@ -355,7 +352,6 @@ class Reconciler:
             return
         self.state.retire(cid, known, now)
         del self.state.visitors[cid]
-        self.removing.pop(cid, None)
         self.codes.pop(cid, None)
         self._failed.pop(cid, None)
 
