@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from cloud_api.dashboard import actions, locks, pages, property_settings, stream, team
+from cloud_api.dashboard import actions, locks, pages, property_settings, stream, tasks, team
 from cloud_api.dashboard.render import STATIC, STATIC_URL
 from cloud_api.dashboard.routing import DashboardRoute, error_page
 
@@ -28,6 +28,7 @@ def install(app: FastAPI) -> None:
         property_settings.router,
         team.router,
         locks.router,
+        tasks.router,
         stream.router,
         fallback,
     ):

@@ -211,3 +211,52 @@ async def test_settings_move_guest_code_windows_and_say_what_to_fix(people: Peop
     assert "Casa Azul Mar" not in (await bob.browser.get(path)).text
     assert (await bob.browser.get(path)).status_code == 404
     assert 'href="' + path not in await carol.browser.page(f"/app/properties/{site.property_id}")
+
+
+async def test_a_task_scheduled_from_the_dashboard_gets_its_crew_code(people: People) -> None:
+    alice = await people.new("alice")
+    carol = await people.new("carol")  # crew, who will clean
+    site = await new_site(alice.api)
+    await alice.api.invite(site.property_id, carol.api, "crew")
+    carol_id = await carol.api.user_id()
+    path = f"/app/properties/{site.property_id}/tasks"
+
+    assert f'href="{path}/new"' in await alice.browser.page(f"/app/properties/{site.property_id}")
+    form = await alice.browser.page(f"{path}/new")
+    assert unlabelled_fields(form) == []
+    assert f'<option value="{carol_id}">' in form
+    values = {
+        "title": "Turnover clean",
+        "type": "cleaning",
+        "startsAt": "2030-07-05T11:00",
+        "endsAt": "2030-07-05T14:00",
+        "assignedTo": carol_id,
+        "notes": "Towels in the hall cupboard",
+        "needsAccess": "yes",
+    }
+
+    backwards = await alice.browser.post(path, {**values, "endsAt": "2030-07-05T10:00"})
+    assert backwards.status_code == 422
+    assert "Enter when it ends: after it starts" in backwards.text
+    assert "Turnover clean" in backwards.text  # what the host typed stays
+    assert (await alice.api.get("/tasks")).json()["tasks"] == []
+
+    made = await alice.browser.post(path, values)
+    page = await alice.browser.follow(made)
+    assert "Task Turnover clean created. Its crew code is on its way to the doors." in page
+    [task] = (await alice.api.get("/tasks")).json()["tasks"]
+    assert (task["title"], task["assignedTo"], task["notes"]) == (
+        "Turnover clean",
+        carol_id,
+        "Towels in the hall cupboard",
+    )
+    # Local time at the property (Madrid, summer): 11:00-14:00 is 09:00-12:00 UTC.
+    assert (task["startsAt"], task["endsAt"]) == ("2030-07-05T09:00:00Z", "2030-07-05T12:00:00Z")
+    code = task["accessCode"]
+    assert (code["startsAt"], code["endsAt"]) == (task["startsAt"], task["endsAt"])
+    assert f"data-pin>{code['pin']}<" in await carol.browser.page(
+        f"/app/properties/{site.property_id}"
+    )  # the cleaner sees the code of their task
+
+    # Crew do not schedule tasks.
+    assert (await carol.browser.get(f"{path}/new")).status_code == 403
