@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, BackgroundTasks, Response, status
 
 from cloud_api.db import utcnow
 from cloud_api.deps import CtxDep, CurrentUser, SessionDep
@@ -69,11 +69,18 @@ def get_gateway(gateway_id: str, user: CurrentUser, session: SessionDep) -> Gate
     responses=FORBIDDEN,
 )
 def delete_gateway(
-    gateway_id: str, user: CurrentUser, session: SessionDep, ctx: CtxDep
+    gateway_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    ctx: CtxDep,
+    background: BackgroundTasks,
 ) -> Response:
-    """Delete a gateway and its locks; its certificate goes on the CRL and the broker reloads."""
+    """Delete a gateway and its locks; its certificate goes on the CRL, the broker reloads, and
+    a live connection of the gateway is closed."""
     if service.delete_gateway(session, user, gateway_id):
         ctx.revocations.refresh()
+        if ctx.sync is not None:
+            background.add_task(ctx.sync.disconnect_gateways, [gateway_id])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

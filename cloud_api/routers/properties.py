@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, BackgroundTasks, Response, status
 
 from cloud_api.deps import CtxDep, CurrentUser, PageDep, SessionDep
 from cloud_api.errors import ERROR_RESPONSES, FORBIDDEN
@@ -57,9 +57,17 @@ def update_property(
     responses=FORBIDDEN,
 )
 def delete_property(
-    property_id: str, user: CurrentUser, session: SessionDep, ctx: CtxDep
+    property_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    ctx: CtxDep,
+    background: BackgroundTasks,
 ) -> Response:
-    """Delete a property (owners only): its gateways are revoked, its codes stop working."""
-    if service.delete_property(session, user, property_id):
+    """Delete a property (owners only): its gateways are revoked (and disconnected), its codes
+    stop working."""
+    revoked = service.delete_property(session, user, property_id)
+    if revoked:
         ctx.revocations.refresh()
+        if ctx.sync is not None:
+            background.add_task(ctx.sync.disconnect_gateways, revoked)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

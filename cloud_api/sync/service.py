@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -25,12 +26,13 @@ from cloud_api.sync.link import BrokerLink
 from cloud_api.sync.publisher import DesiredPublisher
 from sync_protocol.codec import encode_ack
 from sync_protocol.models import MAX_EVENTS_PER_BATCH, EventAck
-from sync_protocol.mqtt import ConnectionLost, Message, MqttError
+from sync_protocol.mqtt import ConnectionLost, Message, MqttError, MqttSession
 from sync_protocol.topics import Channel, topic
 
 log = logging.getLogger(__name__)
 
 RESULT_POLL_S = 0.25  # a result stored by another worker is seen within this
+KICK_TIMEOUT_S = 10.0  # connecting and disconnecting takes milliseconds on a healthy broker
 
 
 class NotConnected(ConnectionLost):
@@ -188,6 +190,36 @@ class SyncService:
             response_topic=topic(gateway_id, Channel.CMD_RESULT),
             correlation_data=command_id.encode(),
         )
+
+    async def disconnect_gateways(self, gateway_ids: Sequence[str]) -> None:
+        """End the live broker connections of gateways whose certificates were just revoked.
+
+        The broker checks the CRL only when a connection starts, so a deleted gateway that is
+        online would stay connected. Connecting with its client id makes the broker close the
+        older connection (MQTT's session takeover); its reconnect is then refused by the CRL.
+        The clean start also discards the session the broker kept for it.
+        """
+        for gateway_id in gateway_ids:
+            session = MqttSession(
+                client_id=gateway_id,
+                host=self._settings.broker_host,
+                port=self._settings.broker_port,
+                tls=self._keys.paths.mqtt_tls().context(),
+                clean_start=True,
+            )
+            try:
+                async with asyncio.timeout(KICK_TIMEOUT_S):
+                    await session.connect()
+                    await session.disconnect()
+            except (MqttError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "could not close the broker connection of revoked gateway %s: %s "
+                    "(the broker refuses it from its next reconnect)",
+                    gateway_id,
+                    exc,
+                )
+            else:
+                log.info("closed the broker connection of revoked gateway %s", gateway_id)
 
     async def wait_result(self, command_id: str, timeout_s: float) -> None:
         """Return when the command may have its result: notified by this process's ingest, or

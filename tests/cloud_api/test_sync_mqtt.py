@@ -19,7 +19,7 @@ from cloud_api.pki import CertificateAuthority
 from simulator.broker import RunningBroker, start_broker
 from sync_protocol.codec import decode_ack, decode_desired
 from sync_protocol.ids import uuid7
-from sync_protocol.mqtt import PublishRefused
+from sync_protocol.mqtt import ConnectFailed, MqttSession, PublishRefused
 from sync_protocol.sealing import unseal_pin
 from sync_protocol.topics import Channel, topic
 from tests.cloud_api.helpers import Host, enroll
@@ -200,21 +200,29 @@ async def _ack_is_refused_to_the_gateway(view: GatewayView) -> bool:
     return False
 
 
-async def test_deleted_gateway_is_revoked_cleared_and_ignored(
-    broker: RunningBroker,
-    data_dir: Path,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+async def test_deleted_gateway_is_revoked_disconnected_refused_and_cleared(
+    broker: RunningBroker, data_dir: Path, tmp_path: Path
 ) -> None:
-    async with running(settings_for(data_dir, broker)) as (_app, client):
-        host = await new_host(client)
-        prop = await host.new_property(backupCodeCount=0)
-        gateway = await host.new_gateway(prop["id"])
-        agent = await enroll(client, gateway)
-        view = GatewayView(agent, await connect_gateway(agent, broker, tmp_path / "gw"))
-        await view.next_desired()
+    # As in production: the cloud's reload command hands its CRL to the broker and signals it.
+    reload = f"sh -c 'cp {data_dir}/crl.pem {broker.files.crl} && kill -HUP {broker.process.pid}'"
+    settings = settings_for(data_dir, broker).model_copy(update={"broker_reload_command": reload})
+    try:
+        async with running(settings) as (_app, client):
+            host = await new_host(client)
+            prop = await host.new_property(backupCodeCount=0)
+            agent = await enroll(client, await host.new_gateway(prop["id"]))
+            tls = agent.tls_files(tmp_path / "gw")
+            view = GatewayView(agent, await connect_gateway(agent, broker, tmp_path / "gw"))
+            await view.next_desired()
+            watcher = MqttSession(  # the cloud's view of the gateway's desired topic
+                client_id=f"watch-{uuid7()}",
+                host=broker.host,
+                port=broker.port,
+                tls=broker.client_tls("cloud", tmp_path / "watch").context(),
+            )
+            await watcher.connect()
+            await watcher.subscribe(topic(agent.gateway_id, Channel.DESIRED))
 
-        with caplog.at_level(logging.INFO, logger="cloud_api.sync"):
             assert (await host.delete(f"/gateways/{agent.gateway_id}")).status_code == 204
             serial = x509.load_pem_x509_certificate(
                 agent.enrolled["certificate"].encode()
@@ -222,12 +230,44 @@ async def test_deleted_gateway_is_revoked_cleared_and_ignored(
             crl = x509.load_pem_x509_crl((data_dir / "crl.pem").read_bytes())
             assert crl.get_revoked_certificate_by_serial_number(serial) is not None
 
-            # The retained document is replaced by an empty one (cleared).
-            cleared = await receive(view.session, lambda m: m.payload == b"")
-            assert cleared.topic == topic(agent.gateway_id, Channel.DESIRED)
+            # The gateway was online: the cloud closes its connection at once...
+            async with asyncio.timeout(5):
+                await view.session.wait_closed()
+            # ...and the broker, having reloaded the CRL, refuses it from then on.
+            again = MqttSession(
+                client_id=agent.gateway_id, host=broker.host, port=broker.port, tls=tls.context()
+            )
+            with pytest.raises(ConnectFailed):
+                await again.connect()
 
-            # Our test broker does not read the cloud's CRL, so the session is still up:
-            # whatever it sends now is dropped by the cloud.
+            # Its retained desired state is cleared (an empty retained message deletes it).
+            cleared = await receive(watcher, lambda m: m.payload == b"")
+            assert cleared.topic == topic(agent.gateway_id, Channel.DESIRED)
+            await watcher.disconnect()
+    finally:
+        broker.revoke(())  # the shared test broker goes back to an empty CRL
+
+
+async def test_a_deleted_gateway_that_still_gets_through_is_ignored(
+    broker: RunningBroker,
+    data_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No reload command: this broker never learns of the revocation (a broker whose reload
+    # failed), so the gateway reconnects after being disconnected; the cloud drops its events.
+    async with running(settings_for(data_dir, broker)) as (_app, client):
+        host = await new_host(client)
+        prop = await host.new_property(backupCodeCount=0)
+        agent = await enroll(client, await host.new_gateway(prop["id"]))
+        view = GatewayView(agent, await connect_gateway(agent, broker, tmp_path / "gw"))
+        await view.next_desired()
+
+        with caplog.at_level(logging.INFO, logger="cloud_api.sync"):
+            assert (await host.delete(f"/gateways/{agent.gateway_id}")).status_code == 204
+            async with asyncio.timeout(5):
+                await view.session.wait_closed()
+            view = GatewayView(agent, await connect_gateway(agent, broker, tmp_path / "gw"))
             _, batch = _event_batch(agent.gateway_id)
             await view.publish(Channel.EVENTS, batch)
             await until(
