@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Literal, cast
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, cast
 
 from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
@@ -19,11 +19,15 @@ from agent.locks.nuki.adverts import parse_advert
 from agent.locks.nuki.client import Timeouts
 from agent.locks.nuki.config import BleConfig, NukiConfig
 from agent.locks.nuki.driver import NukiLockDriver, Sighting
-from agent.locks.nuki.retry import RetryPolicy
+from agent.locks.nuki.retry import Backoff, RetryPolicy
 from agent.locks.nuki.store import NukiStore
 from sync_protocol.models import Inventory, LockKind, NukiDevice
 
 log = logging.getLogger(__name__)
+
+SCAN_RETRY_BASE_S = 5.0  # an adapter missing at start (USB dongle late, BlueZ restarting)...
+SCAN_RETRY_CAP_S = 300.0  # ...is looked for again, at most every 5 minutes
+ScannerFactory = Callable[..., Any]  # BleakScanner's signature: detection_callback, scanning_mode
 
 
 def normalise_ref(ref: str) -> str:
@@ -49,6 +53,8 @@ class NukiIntegration:
         *,
         policy: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        scanner_factory: ScannerFactory = BleakScanner,
+        scan_backoff: Backoff | None = None,
     ) -> None:
         self.config = config
         self.ble = ble
@@ -62,25 +68,60 @@ class NukiIntegration:
         self._installed = False
         self._started = False
         self._seen_events: dict[str, asyncio.Event] = {}
+        self._scanner_factory = scanner_factory
+        self._scan_backoff = scan_backoff or Backoff(SCAN_RETRY_BASE_S, SCAN_RETRY_CAP_S)
+        self._scan_retry: asyncio.Task[None] | None = None
+
+    @property
+    def scanning(self) -> bool:
+        """Whether adverts are being watched (false while no adapter could be opened)."""
+        return self._scanner is not None
 
     async def start(self) -> None:
-        """Install the bumble backend if configured and start watching adverts."""
+        """Install the bumble backend if configured and start watching adverts; without an
+        adapter, keep looking for one in the background."""
         if self.ble.hci and not bumble_backend.installed():
             bumble_backend.install(self.ble.hci)
             self._installed = True
-        mode = cast(Literal["active", "passive"], self.config.scan_mode)
-        self._scanner = BleakScanner(detection_callback=self._on_advert, scanning_mode=mode)
-        try:
-            await self._scanner.start()
-        except (BleakError, OSError) as exc:
-            log.error("Nuki: cannot scan (%s); locks stay unreachable until restart", exc)
-            self._scanner = None
+        error = await self._start_scanner()
+        if error is not None:
+            log.error(
+                "Nuki: cannot scan (%s); locks stay unreachable until an adapter can be opened "
+                "(trying again in the background)",
+                error,
+            )
+            self._scan_retry = asyncio.create_task(self._retry_scanner(), name="nuki-scan-retry")
         self._started = True
         for driver in self._drivers.values():
             await driver.start()
 
+    async def _start_scanner(self) -> Exception | None:
+        mode = cast(Literal["active", "passive"], self.config.scan_mode)
+        scanner = self._scanner_factory(detection_callback=self._on_advert, scanning_mode=mode)
+        try:
+            await scanner.start()
+        except (BleakError, OSError) as exc:
+            return exc
+        self._scanner = scanner
+        return None
+
+    async def _retry_scanner(self) -> None:
+        while True:
+            await asyncio.sleep(self._scan_backoff.next_delay())
+            error = await self._start_scanner()
+            if error is None:
+                self._scan_backoff.reset()
+                log.info("Nuki: scanning for locks now")
+                return
+            log.debug("Nuki: still cannot scan: %s", error)
+
     async def stop(self) -> None:
         """Stop every driver, the scanner and (if we opened it) the bumble host."""
+        retry, self._scan_retry = self._scan_retry, None
+        if retry is not None:
+            retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retry
         for driver in list(self._drivers.values()):
             await driver.stop()
         scanner, self._scanner = self._scanner, None
