@@ -141,3 +141,18 @@ async def test_codes_survive_a_lost_mapping_without_duplicates(
         assert len(small_lock.lock.world.codes) == 2  # adopted, not added twice
     finally:
         await again.integration.stop()
+
+
+async def test_a_code_cancelled_while_it_is_being_added_is_removed(
+    small_lock: NukiPeripheral, agent: Agent
+) -> None:
+    small_lock.faults.delay_s = 0.2  # a slow link: the add takes several round trips of this
+    now = time.time()
+    agent.driver.set_codes([code("c-gone", "345678", start=now - 60, end=now + 86_400)])
+    world = small_lock.lock.world
+    # The lock stored the code; its answer is still on the way when the booking is cancelled.
+    await agent.wait_for(lambda: bool(world.codes), within_s=15)
+    agent.driver.set_codes([])
+    await agent.wait_for(lambda: not world.codes, within_s=15)  # the next pass takes it off
+    await agent.wait_for(lambda: not agent.driver.code_states(), within_s=5)
+    assert world.keypad_entry("345678", time.time())[0] == "denied"

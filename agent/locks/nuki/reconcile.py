@@ -55,6 +55,7 @@ class CodeBook:
         self.desired: dict[str, LockCode] = {}
         self.states: dict[str, CodeState] = {}
         self.dirty = False
+        self.generation = 0  # bumped by every change of the desired set
 
     def set(self, codes: Sequence[LockCode]) -> bool:
         """Replace the desired codes; True when something changed (work is needed)."""
@@ -63,6 +64,7 @@ class CodeBook:
             return False
         self.desired = wanted
         self.dirty = True
+        self.generation += 1
         for code_id in wanted:
             self.states.setdefault(code_id, CodeState(DeliveryState.SETTING))
         for code_id, state in list(self.states.items()):
@@ -103,7 +105,11 @@ class CodeBook:
     async def reconcile(
         self, client_source: ClientSource, yield_point: YieldPoint, *, now: float, key: bytes
     ) -> None:
-        """Bring the lock to the desired set; transport errors propagate (retry later)."""
+        """Bring the lock to the desired set; transport errors propagate (retry later).
+
+        A change of the desired set while this pass runs (a booking cancelled while a code was
+        being added) keeps the work pending: the next pass plans from the new set."""
+        started = self.generation
         client = await client_source()
         mapping = self.store.code_map(self.nuki_id)
         on_lock = await client.keypad_codes()
@@ -115,7 +121,8 @@ class CodeBook:
             if exc.code in PIN_ERRORS:
                 raise PinRejected(exc) from exc
             raise
-        self.dirty = False
+        if self.generation == started:
+            self.dirty = False
 
     def _record_plan(self, work: Plan, mapping: dict[str, MappedCode]) -> None:
         for code_id in work.forgotten:
