@@ -8,6 +8,8 @@ system clock is frozen or thrown back.
 Policy for deciding on codes (documented in ARCHITECTURE.md):
 - Decisions use `now() = max(system time, floor)`. A clock that went back below the floor can
   therefore never make an expired code valid again.
+- A lock's clock that this agent set (Nuki time sync) also raises the floor when it is plausible
+  (see `observe_lock`); it never makes the clock trusted.
 - The clock is *trusted* when the kernel (or systemd-timesyncd) says it is synchronised, or when a
   signed cloud time from this boot agrees with it, and it is not behind the floor. Events carry
   `clock_trusted`; reported state carries the whole status.
@@ -35,6 +37,8 @@ TIME_ERROR = 5  # adjtimex(2): the kernel's clock is not synchronised
 _TIMEX_BUFFER = 512  # larger than struct timex on every Linux ABI; modes (first field) = 0: read
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 SYNC_CHECK_INTERVAL_S = 10.0  # the OS's verdict is asked at most this often (not per keypress)
+LOCK_SKEW_TOLERANCE_S = 3600.0  # a lock's RTC, set by us, drifts far less than this in a month
+LOCK_SYNC_MAX_AGE_S = 30 * 86400.0  # a lock's clock counts only this long after we last set it
 
 
 @functools.cache
@@ -137,6 +141,22 @@ class Clock:
         self._raise_floor(cloud - CLOUD_SKEW_TOLERANCE_S)
         if fresh and abs(self.cloud_offset_s) <= CLOUD_AGREEMENT_S:
             self._cloud_checked = True
+
+    def observe_lock(self, lock_time: datetime, set_at: float) -> bool:
+        """Cross-check with the clock of a lock this agent set at `set_at` (from a trusted clock).
+
+        A Pi without an RTC can boot into the past with no network to correct it (fake-hwclock
+        restores the last shutdown time); the lock kept counting on its battery. While the system
+        clock is not trusted, the lock's time less an hour raises the floor (never the other way,
+        never "trusted") when it is plausible: not before the moment we set it, and within a
+        month of it (a lock whose battery died restarts its clock from zero). Returns whether it
+        was used.
+        """
+        at = lock_time.timestamp()
+        if self.trusted or not set_at or not set_at <= at <= set_at + LOCK_SYNC_MAX_AGE_S:
+            return False
+        self._raise_floor(at - LOCK_SKEW_TOLERANCE_S)
+        return True
 
     @staticmethod
     def utc(ts: float) -> datetime:

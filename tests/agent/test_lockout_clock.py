@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.access import AccessState, DenyReason, pin_mac
-from agent.clock import BACKWARD_TOLERANCE_S, CLOUD_SKEW_TOLERANCE_S, SYNC_CHECK_INTERVAL_S, Clock
+from agent.clock import (
+    BACKWARD_TOLERANCE_S,
+    CLOUD_SKEW_TOLERANCE_S,
+    LOCK_SKEW_TOLERANCE_S,
+    SYNC_CHECK_INTERVAL_S,
+    Clock,
+)
 from agent.keypad_lockout import (
     FAILURE_WINDOW_S,
     MAX_LOCKOUT_S,
@@ -168,6 +174,43 @@ def test_signed_cloud_time_is_a_lower_bound_and_fresh_agreement_confirms_the_clo
     assert clock.behind
     assert not clock.trusted
     assert clock.now() >= T0 - 1 - CLOUD_SKEW_TOLERANCE_S
+
+
+def test_a_lock_clock_we_set_raises_the_floor_of_a_pi_booted_into_the_past() -> None:
+    t = FakeTime()
+    t.synced = False  # no network after the power cut: nothing confirms the clock
+    t.wall = T0 - 21 * 86_400  # fake-hwclock restored the time of the last shutdown
+    clock = t.clock()
+    set_at = T0 - 2 * 86_400  # we set the lock's clock two days ago, from a trusted clock
+    assert clock.observe_lock(datetime.fromtimestamp(T0, UTC), set_at)
+    assert clock.now() == pytest.approx(T0 - LOCK_SKEW_TOLERANCE_S)
+    assert clock.behind  # the dashboard shows the clock as untrusted
+    assert not clock.trusted
+
+
+@pytest.mark.parametrize(
+    ("lock_at", "set_at", "why"),
+    [
+        (T0 - 3 * 86_400, T0 - 2 * 86_400, "the lock's clock is before we set it"),
+        (T0 + 40 * 86_400, T0 - 2 * 86_400, "more than a month after we set it"),
+        (T0, 0.0, "we never set this lock's clock"),
+    ],
+)
+def test_an_implausible_lock_clock_is_ignored(lock_at: float, set_at: float, why: str) -> None:
+    t = FakeTime()
+    t.synced = False
+    t.wall = T0 - 21 * 86_400
+    clock = t.clock()
+    assert not clock.observe_lock(datetime.fromtimestamp(lock_at, UTC), set_at), why
+    assert clock.now() == t.wall
+
+
+def test_a_trusted_clock_does_not_listen_to_a_lock() -> None:
+    t = FakeTime()
+    clock = t.clock()
+    clock.advance()
+    assert not clock.observe_lock(datetime.fromtimestamp(T0 + 20 * 86_400, UTC), T0 - 86_400)
+    assert clock.now() == pytest.approx(T0)
 
 
 def test_the_os_is_asked_about_synchronisation_at_most_once_per_interval() -> None:

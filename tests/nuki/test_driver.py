@@ -145,6 +145,22 @@ async def test_time_sync_every_interval_and_only_on_a_trusted_clock(
     assert world.lock_time(time.time()).timestamp() > later  # the lock took the agent's time
 
 
+async def test_the_locks_clock_lifts_a_pi_that_booted_into_the_past(
+    lock: NukiPeripheral, agent: Agent
+) -> None:
+    await agent.wait_for(lambda: agent.driver.status().state == LockState.LOCKED)
+    agent.store.update_lock_state(NUKI_ID, last_time_sync=time.time() - 86_400)
+    agent.wall.synced = False  # a power cut, no network, and fake-hwclock three weeks behind
+    agent.wall.offset = -21 * 86_400
+    clock = agent.driver.ctx.clock
+    assert clock.now() < time.time() - 20 * 86_400
+    world = lock.lock.world
+    world.manual(Action.UNLOCK, time.time(), Trigger.MANUAL)  # someone turns the knob...
+    lock.wake()  # ...the beacon flags it, and the Keyturner States carry the lock's own time
+    await agent.wait_for(lambda: clock.now() > time.time() - 2 * 3600)
+    assert not clock.trusted  # a floor, not a confirmation: reported as untrusted
+
+
 async def test_a_lock_not_paired_is_unreachable_names_the_pair_command_and_fails_codes(
     lock: NukiPeripheral, tmp_path: Path
 ) -> None:

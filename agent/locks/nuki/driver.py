@@ -57,6 +57,7 @@ from agent.locks.nuki.reconcile import (
 from agent.locks.nuki.retry import Backoff, Decision, RetryPolicy, classify
 from agent.locks.nuki.store import Credentials, NukiStore
 from agent.outbox import new_event
+from sync_protocol.aio import wait_event
 from sync_protocol.models import DeliveryState, LockKind
 from sync_protocol.models import LockState as WireLockState
 
@@ -292,9 +293,7 @@ class NukiLockDriver:
             raise NotPairedError(f"lock {self.nuki_id} is not paired", nuki_id=self.nuki_id)
         sighting = self._locate(self.nuki_id)
         if sighting is None:  # just started: the first advert comes within about a second
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FIRST_ADVERT_WAIT_S):
-                    await self._sighted.wait()
+            await wait_event(self._sighted, FIRST_ADVERT_WAIT_S)
             sighting = self._locate(self.nuki_id)
         if sighting is None:
             raise NukiNotFound(f"no advert from Nuki {self.nuki_id} yet", nuki_id=self.nuki_id)
@@ -386,6 +385,9 @@ class NukiLockDriver:
 
     def _apply_states(self, states: KeyturnerStates) -> None:
         previous, self._states = self._states, states
+        if states.current_time is not None:  # the lock's RTC: a floor for a Pi booted in the past
+            set_at = float(self.store.lock_state(self.nuki_id).get("last_time_sync", 0.0))
+            self.ctx.clock.observe_lock(states.current_time, set_at)
         self._last_contact = self.ctx.clock.now()
         self._drafts += from_states(previous, states, logs_cover_actions=self._pin_usable())
         if previous is None or (previous.lock_state, previous.door_sensor) != (
@@ -488,7 +490,12 @@ class NukiLockDriver:
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # stop() cancelled us while the BLE stack had control, and it swallowed the
+                # CancelledError: honour the request anyway, or stop() would wait forever.
+                raise asyncio.CancelledError
             if not self._op.locked() and not (self._has_work() and not self._awaiting_advert):
                 self._idle.set()
             await self._sleep_until_work()
@@ -610,6 +617,4 @@ class NukiLockDriver:
             deadlines.append(now + max(0.0, last + self.config.time_sync_interval_s - wall))
         self._wake.clear()
         timeout = max(0.0, min(deadlines) - now) if deadlines else None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
+        await wait_event(self._wake, timeout)
