@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from agent.locks.base import Integration, LockCode, LockDriver
 from agent.locks.unavailable import UnavailableLock
 from agent.store import StoredCode, StoredLock
+from sync_protocol.aio import wait_event
 from sync_protocol.models import (
     CodeDelivery,
     DeliveryState,
@@ -29,6 +30,16 @@ DRAIN_TIMEOUT_S = 300.0  # a lock leaving the property gets this long to have it
 DRAIN_POLL_S = 0.2
 
 
+@dataclass
+class _Drain:
+    """A lock that left the desired state, while its codes are being deleted."""
+
+    driver: LockDriver
+    enough: asyncio.Event = field(default_factory=asyncio.Event)  # stop waiting
+    keep: bool = False  # the lock came back: leave the driver running
+    task: asyncio.Task[None] | None = None
+
+
 class LockFleet:
     """Builds, keeps and releases one driver per lock, through each kind's integration.
 
@@ -45,7 +56,7 @@ class LockFleet:
         self.factories = dict(factories or {})
         self.drivers: dict[str, LockDriver] = {}
         self._started: set[str] = set()
-        self._draining: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._draining: dict[str, _Drain] = {}
         self.running = False
         self.drain_timeout_s = DRAIN_TIMEOUT_S
 
@@ -82,8 +93,8 @@ class LockFleet:
         for lock_id in [x for x in self.drivers if x not in wanted]:
             await self._release(lock_id, drain=True)
         for lock in locks:
-            if lock.id in self._draining:  # back before its codes were all deleted
-                await self._end_drain(lock.id)
+            if lock.id in self._draining:  # back before its codes were all deleted: keep it
+                self.drivers[lock.id] = await self._end_drain(lock.id, keep=True)
             kind = LockKind(lock.kind)
             integration = await self._integration(kind)
             driver: LockDriver
@@ -112,24 +123,28 @@ class LockFleet:
             # The lock left the property: its keypad codes must not outlive that. Delete them
             # in the background (the lock may be out of reach), then let the driver go.
             driver.set_codes(())
-            enough = asyncio.Event()
-            task = asyncio.create_task(
-                self._drain(lock_id, driver, enough), name=f"kasify-drain-{lock_id}"
+            draining = _Drain(driver)
+            draining.task = asyncio.create_task(
+                self._drain(lock_id, draining), name=f"kasify-drain-{lock_id}"
             )
-            self._draining[lock_id] = (task, enough)
+            self._draining[lock_id] = draining
             return
         await self._stop_driver(lock_id, driver)
 
-    async def _drain(self, lock_id: str, driver: LockDriver, enough: asyncio.Event) -> None:
+    async def _drain(self, lock_id: str, drain: _Drain) -> None:
+        driver = drain.driver
         deadline = time.monotonic() + self.drain_timeout_s
         # Drivers signal no event per code state: look a few times a second.
-        while driver.code_states() and not enough.is_set() and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(enough.wait(), DRAIN_POLL_S)
+        while driver.code_states() and not drain.enough.is_set() and time.monotonic() < deadline:
+            await wait_event(drain.enough, DRAIN_POLL_S)
+        self._draining.pop(lock_id, None)
+        if drain.keep:
+            log.info("lock %s is back in the desired state; its driver stays", lock_id)
+            return
         left = len(driver.code_states())
         if not left:
             log.info("lock %s left the desired state; its codes are deleted", lock_id)
-        elif not enough.is_set():
+        elif not drain.enough.is_set():
             log.warning(
                 "lock %s left the desired state; %d of its codes could not be deleted within "
                 "%.0f s and stay on it until their windows end",
@@ -138,15 +153,16 @@ class LockFleet:
                 self.drain_timeout_s,
             )
         await self._stop_driver(lock_id, driver)
-        self._draining.pop(lock_id, None)
 
-    async def _end_drain(self, lock_id: str) -> None:
-        """Stop deleting a lock's codes (it is back, or the agent stops) and let its driver go."""
-        entry = self._draining.get(lock_id)
-        if entry is not None:
-            task, enough = entry
-            enough.set()
-            await task
+    async def _end_drain(self, lock_id: str, *, keep: bool = False) -> LockDriver:
+        """Stop deleting a lock's codes: it is back (`keep`: its driver carries on with the new
+        codes) or the agent stops (the driver goes). Returns the driver."""
+        draining = self._draining[lock_id]
+        draining.keep = keep
+        draining.enough.set()
+        if draining.task is not None:
+            await draining.task
+        return draining.driver
 
     async def _stop_driver(self, lock_id: str, driver: LockDriver) -> None:
         if lock_id in self._started:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,7 @@ from agent.clock import Clock
 from agent.identity import Identity
 from agent.outbox import Outbox, new_event
 from agent.store import AsyncStore, StoredCode, StoredLock
+from sync_protocol.aio import wait_event
 from sync_protocol.codec import decode_ack, decode_desired, encode
 from sync_protocol.errors import ProtocolError
 from sync_protocol.models import (
@@ -313,8 +313,7 @@ class Sync:
 
     async def _report(self, session: MqttSession) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.status.changed.wait(), self.reported_interval_s)
+            await wait_event(self.status.changed, self.reported_interval_s)
             await asyncio.sleep(REPORT_DEBOUNCE_S)
             self.status.changed.clear()
             reported = await self.build_reported()

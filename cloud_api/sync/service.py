@@ -24,6 +24,7 @@ from cloud_api.settings import Settings
 from cloud_api.sync.ingest import INGEST_FILTERS, Acks, Incoming, Ingest
 from cloud_api.sync.link import BrokerLink
 from cloud_api.sync.publisher import DesiredPublisher
+from sync_protocol.aio import wait_event
 from sync_protocol.codec import encode_ack
 from sync_protocol.models import MAX_EVENTS_PER_BATCH, EventAck
 from sync_protocol.mqtt import ConnectionLost, Message, MqttError, MqttSession
@@ -59,9 +60,7 @@ class CommandWaiters:
         event = asyncio.Event()
         self._events[command_id].append(event)
         try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await event.wait()
+            await wait_event(event, timeout_s)
         finally:
             self._events[command_id].remove(event)
             if not self._events[command_id]:

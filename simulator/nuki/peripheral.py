@@ -32,6 +32,7 @@ from agent.locks.nuki.const import (
     PAIRING_SERVICE,
 )
 from simulator.nuki.lock import DropLink, Effect, Indicate, NukiLock
+from sync_protocol.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -286,9 +287,7 @@ class NukiPeripheral:
                 deadlines.append(idle_at)
             self._wake.clear()
             timeout = max(0.0, min(deadlines) - self.clock()) if deadlines else None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
+            await wait_event(self._wake, timeout)
 
     def wake(self) -> None:
         """Re-evaluate timers and adverts now (after a control command)."""

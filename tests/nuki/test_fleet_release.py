@@ -58,7 +58,7 @@ async def test_a_lock_back_before_its_codes_were_deleted_keeps_working(
         world = lock.lock.world
         await agent.wait_for(lambda: len(world.codes) == 1, within_s=15)
         await fleet.sync([])
-        await fleet.sync([LOCK])  # re-added at once: a fresh driver, the code set again
+        await fleet.sync([LOCK])  # re-added at once: the same driver carries on, code and all
         fleet.set_codes(wanted)
         driver = fleet.driver(LOCK.id)
         assert driver is not None

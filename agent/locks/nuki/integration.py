@@ -79,7 +79,9 @@ class NukiIntegration:
 
     async def start(self) -> None:
         """Install the bumble backend if configured and start watching adverts; without an
-        adapter, keep looking for one in the background."""
+        adapter, keep looking for one in the background. Starting twice does nothing more."""
+        if self._started:
+            return
         if self.ble.hci and not bumble_backend.installed():
             bumble_backend.install(self.ble.hci)
             self._installed = True

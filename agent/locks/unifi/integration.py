@@ -56,6 +56,7 @@ from agent.locks.unifi.reconnect import (
 )
 from agent.locks.unifi.state import UnifiState
 from agent.locks.unifi.trust import TRUST_FILE, TrustRecord, trusted_controller
+from sync_protocol.aio import wait_event
 from sync_protocol.models import (
     DeliveryState,
     DoorState,
@@ -499,9 +500,7 @@ class UnifiIntegration:
     async def _reconcile_loop(self) -> None:
         delay: float | None = None
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+            await wait_event(self._wake, delay)
             self._wake.clear()
             await asyncio.sleep(self.timings.settle_s)
             self._wake.clear()
