@@ -385,7 +385,8 @@ class NukiLockDriver:
 
     def _apply_states(self, states: KeyturnerStates) -> None:
         previous, self._states = self._states, states
-        if states.current_time is not None:  # the lock's RTC: a floor for a Pi booted in the past
+        if states.current_time is not None and not self.ctx.clock.trusted:
+            # The lock's RTC: a floor for a Pi that booted into the past (see Clock.observe_lock).
             set_at = float(self.store.lock_state(self.nuki_id).get("last_time_sync", 0.0))
             self.ctx.clock.observe_lock(states.current_time, set_at)
         self._last_contact = self.ctx.clock.now()
