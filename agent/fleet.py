@@ -85,7 +85,6 @@ class LockFleet:
             await self._release(lock_id)
         for integration in self.integrations.values():
             await integration.stop()
-        self.running = False
 
     async def sync(self, locks: Sequence[StoredLock]) -> None:
         """Bring the drivers in line with the applied locks."""

@@ -110,6 +110,15 @@ def done(request: Request, url: str, message: str, tone: str = "ok") -> Response
     return response
 
 
+def field_messages(exc: ValidationError, messages: dict[str, str]) -> dict[str, str]:
+    """Per form field, the first problem in `messages`' words (else pydantic's own)."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str((error.get("loc") or ("_",))[0])
+        errors.setdefault(field, messages.get(field, str(error.get("msg", "is not valid"))))
+    return errors
+
+
 def form_errors(exc: ValidationError) -> dict[str, str]:
     """Per-field messages for the booking form, in words."""
     errors: dict[str, str] = {}

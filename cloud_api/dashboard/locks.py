@@ -5,7 +5,6 @@ same service as POST /properties/{id}/smartlocks."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -31,6 +30,7 @@ from cloud_api.models import Gateway, Property, SmartLock
 from cloud_api.schemas.gateways import SmartLockCreate
 from cloud_api.services import smartlocks as lock_service
 from cloud_api.services.access import Permission, property_access
+from cloud_api.services.integrations import inventory_items, reported_inventory
 from sync_protocol.models import LockKind
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -79,11 +79,6 @@ def _taken(session: Session, gateway_ids: list[str]) -> set[tuple[str, LockKind,
     return {(g, kind, ref.lower()) for g, kind, ref in rows}
 
 
-def _items(gateway: Gateway, part: str) -> list[dict[str, Any]]:
-    inventory = (gateway.reported_state or {}).get("inventory") or {}
-    return [item for item in inventory.get(part) or [] if isinstance(item, dict)]
-
-
 def gateway_offers(session: Session, prop: Property) -> list[GatewayOffers]:
     """Per installed gateway of the property, the devices it reports that no lock uses yet."""
     gateways = list(
@@ -101,7 +96,7 @@ def gateway_offers(session: Session, prop: Property) -> list[GatewayOffers]:
     result = []
     for gateway in gateways:
         row = GatewayOffers(gateway)
-        for device in _items(gateway, "nuki"):
+        for device in inventory_items(gateway, "nuki"):
             ref = str(device.get("nuki_id") or "")
             if not ref or (gateway.id, LockKind.NUKI, ref.lower()) in taken:
                 continue
@@ -116,14 +111,13 @@ def gateway_offers(session: Session, prop: Property) -> list[GatewayOffers]:
                     hint="" if paired else f"kasify-agent nuki pair {ref}",
                 )
             )
-        for door in _items(gateway, "unifi"):
+        for door in inventory_items(gateway, "unifi"):
             ref = str(door.get("door_id") or "")
             if not ref or (gateway.id, LockKind.UNIFI, ref.lower()) in taken:
                 continue
             name = str(door.get("name") or "UniFi door")
             row.offers.append(Offer(LockKind.UNIFI, ref, name, f"UniFi door {name}"))
-        inventory = (gateway.reported_state or {}).get("inventory") or {}
-        row.keypad = bool(inventory.get("keypad_connected"))
+        row.keypad = bool(reported_inventory(gateway).get("keypad_connected"))
         result.append(row)
     return result
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from cloud_api.dashboard.actions import CheckedForm, done, property_url, text
+from cloud_api.dashboard.actions import CheckedForm, done, field_messages, property_url, text
 from cloud_api.dashboard.render import page
 from cloud_api.dashboard.routing import DashboardRoute
 from cloud_api.dashboard.session import Viewer, ViewerDep
@@ -96,14 +96,6 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-def _errors(exc: ValidationError) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for error in exc.errors():
-        field = str((error.get("loc") or ("_",))[0])
-        errors.setdefault(field, MESSAGES.get(field, str(error.get("msg", "is not valid"))))
-    return errors
-
-
 @router.post("/app/properties/{property_id}/settings")
 def save_settings(
     property_id: str,
@@ -120,7 +112,7 @@ def save_settings(
         data = PropertyUpdate.model_validate(_body(values))
         updated, _ = property_service.update_property(session, viewer.user, property_id, data)
     except ValidationError as exc:
-        return _settings_page(request, viewer, prop, values, _errors(exc), 422)
+        return _settings_page(request, viewer, prop, values, field_messages(exc, MESSAGES), 422)
     except InvalidInput as exc:
         session.rollback()
         errors = {exc.field if exc.field in values else "_": say(exc)}

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from cloud_api.codes import local_date
-from cloud_api.dashboard.actions import CheckedForm, done, property_url, text
+from cloud_api.dashboard.actions import CheckedForm, done, field_messages, property_url, text
 from cloud_api.dashboard.render import page
 from cloud_api.dashboard.routing import DashboardRoute
 from cloud_api.dashboard.session import Viewer, ViewerDep
@@ -120,10 +120,7 @@ def create_task(
         data = TaskCreate.model_validate(body)
         task = task_service.create_task(session, viewer.user, data)
     except ValidationError as exc:
-        errors: dict[str, str] = {}
-        for error in exc.errors():
-            field = str((error.get("loc") or ("_",))[0])
-            errors.setdefault(field, MESSAGES.get(field, str(error.get("msg", "is not valid"))))
+        errors = field_messages(exc, MESSAGES)
         return _form_page(request, session, viewer, prop, values, errors, 422)
     except InvalidInput as exc:
         session.rollback()

@@ -4,6 +4,7 @@ the devices that gateway reports it can reach."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -166,10 +167,15 @@ def _assignment(found: _Assigned | None) -> AssignedProperty | None:
     )
 
 
-def _inventory(gateway: Gateway, part: str) -> list[dict[str, object]]:
-    inventory = (gateway.reported_state or {}).get("inventory") or {}
-    items = inventory.get(part) or []
-    return [item for item in items if isinstance(item, dict)]
+def reported_inventory(gateway: Gateway) -> dict[str, Any]:
+    """The inventory the gateway last reported (empty before it reported one)."""
+    inventory = (gateway.reported_state or {}).get("inventory")
+    return inventory if isinstance(inventory, dict) else {}
+
+
+def inventory_items(gateway: Gateway, part: str) -> list[dict[str, Any]]:
+    """The devices of one part (`nuki`, `unifi`) of the gateway's reported inventory."""
+    return [item for item in reported_inventory(gateway).get(part) or [] if isinstance(item, dict)]
 
 
 def nuki_smartlocks(session: Session, user: User, integration_id: str) -> NukiSmartlocksResponse:
@@ -181,7 +187,7 @@ def nuki_smartlocks(session: Session, user: User, integration_id: str) -> NukiSm
     status = integration_status(gateway)
     assigned = _assigned(session, gateway, LockKind.NUKI)
     smartlocks = []
-    for device in _inventory(gateway, "nuki"):
+    for device in inventory_items(gateway, "nuki"):
         ref = str(device.get("nuki_id", ""))
         try:
             number = int(ref, 16)
@@ -218,7 +224,7 @@ def unifi_doors(session: Session, user: User, integration_id: str) -> Unifilocks
     )
     assigned = _assigned(session, integration.gateway, LockKind.UNIFI)
     doors = []
-    for door in _inventory(integration.gateway, "unifi"):
+    for door in inventory_items(integration.gateway, "unifi"):
         door_id = str(door.get("door_id", ""))
         if not door_id:
             continue
